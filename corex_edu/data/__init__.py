@@ -1,0 +1,1 @@
+"""Data sets: download, verification, loading and status reports."""
