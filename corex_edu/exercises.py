@@ -1,7 +1,7 @@
 """Check functions for the exercises at the end of each notebook.
 
-Each check prints a short verdict with a hint when the answer is off, and returns ``True`` or
-``False`` so a notebook (or a grader) can assert on it. Tolerances are stated in each message.
+Each check prints a short verdict, with a hint when the student's value is wrong, and returns
+``True`` or ``False`` so that a notebook or a grader can assert on it. Each docstring states the tolerance.
 """
 
 from __future__ import annotations

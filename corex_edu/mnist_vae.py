@@ -79,8 +79,8 @@ class IdentityCheck:
 def identity_check(model: CorExAutoencoder, batch: torch.Tensor, marginal_entropy_sum: float, dtype: torch.dtype = torch.float64, seed: int = 0) -> IdentityCheck:
     """Compute both objectives on ``batch`` with the same noise and compare values and gradients.
 
-    The model is copied and cast to ``dtype``; float64 shows the identity holds to rounding
-    error (about 1e-13 nats), float32 to about 1e-5 nats on values of a few hundred nats.
+    The model is copied and cast to ``dtype``. In float64 the two agree to rounding error
+    (about 1e-13 nats); in float32 to about 1e-5 nats on values of a few hundred nats.
     """
     twin = copy.deepcopy(model).to(dtype)
     x = batch.to(dtype)

@@ -2,7 +2,7 @@
 
 ``python -m corex_edu reproduce --profile standard`` runs every notebook into
 ``results/<profile>/`` and writes ``summary.json`` and ``summary.md``. A notebook whose data is
-absent is reported as skipped with the fix, and the others still run; the exit status is
+absent is reported as skipped with the fix, and the others still run. The exit status is
 non-zero only when a notebook fails for another reason.
 """
 

@@ -7,7 +7,7 @@ os.environ.setdefault("COREX_EDU_PROGRESS", "0")
 
 @pytest.fixture(scope="session")
 def mnist_root():
-    """The data root that holds real MNIST; fails (never skips) with the fix when it is absent."""
+    """Return the data root that contains real MNIST, or fail (never skip) with the fix when it is absent."""
     from corex_edu import paths
     from corex_edu.data import mnist
 

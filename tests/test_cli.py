@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -49,11 +50,13 @@ def test_data_check_lists_both_datasets(mnist_root):
     completed = run_cli("data", "check")
     assert completed.returncode == 0
     assert "mnist    ready" in completed.stdout
+    assert "used by notebook 02" in completed.stdout
     assert "celeba" in completed.stdout
 
 
 def test_data_check_reports_missing_mnist(tmp_path, monkeypatch):
-    completed = run_cli("data", "check", env={**__import__("os").environ, "COREX_EDU_DATA": str(tmp_path)})
+    completed = run_cli("data", "check", env={**os.environ, "COREX_EDU_DATA": str(tmp_path)})
+    assert completed.returncode == 1
     assert "mnist    MISSING" in completed.stdout
     assert "python -m corex_edu data fetch mnist" in completed.stdout
 

@@ -112,7 +112,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
 
 def test_nan_loss_names_the_step():
     data = DATA.clone()
-    data[70, 0] = float("nan")  # one full-size batch, so the first step already sees it
+    data[70, 0] = float("nan")  # one full-size batch, so the first step already includes the NaN row
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step \d") as caught:
         fit(new_model(), data, TrainConfig(epochs=1, batch_size=256), objective, progress=False)
     assert "learning_rate" in str(caught.value)
