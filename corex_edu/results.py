@@ -106,7 +106,7 @@ def _format(value: float | None) -> str:
 
 
 def render_markdown(document: Mapping[str, Any]) -> str:
-    """Render the summary as a Markdown table of our values next to the paper's."""
+    """Render the summary as a Markdown table of our values beside those reported by Gao et al. (AISTATS 2019)."""
     lines = [
         f"# corex_edu results: profile `{document['profile']}`",
         "",

@@ -18,7 +18,8 @@ def run_cli(*arguments, env=None):
 def test_unknown_profile_is_one_clear_error(capsys):
     assert main(["reproduce", "--profile", "fast"]) == 2
     error = capsys.readouterr().err
-    assert "unknown profile 'fast'" in error and "--profile quick" in error
+    assert "unknown profile 'fast'" in error
+    assert "--profile quick" in error
 
 
 def test_unknown_profile_from_environment(monkeypatch, capsys):
@@ -66,10 +67,12 @@ def test_missing_data_skips_notebook_with_fix(tmp_path, monkeypatch):
     status = reproduce.reproduce("quick", only="02", device="cpu", results_dir=tmp_path / "out", report=lambda message: None)
     assert status == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["profile"] == "quick" and summary["device"] == "cpu"
+    assert summary["profile"] == "quick"
+    assert summary["device"] == "cpu"
     assert {row["metric"] for row in summary["rows"]} == {"elbo_identity_max_abs_error", "tc_lower_bound_binarized_mnist_nats"}
     for row in summary["rows"]:
-        assert row["status"] == "skipped" and row["value"] is None
+        assert row["status"] == "skipped"
+        assert row["value"] is None
         assert "python -m corex_edu data fetch mnist" in row["note"]
     assert (tmp_path / "out" / "summary.md").read_text().count("skipped") >= 2
 
@@ -86,5 +89,6 @@ def test_failing_notebook_gives_exit_status_1(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["notebooks"][0]["status"] == "failed"
     assert "ValueError: boom" in summary["notebooks"][0]["note"]
-    assert summary["rows"][0]["status"] == "skipped" and "failed" in summary["rows"][0]["note"]
+    assert summary["rows"][0]["status"] == "skipped"
+    assert "failed" in summary["rows"][0]["note"]
     assert (tmp_path / "out" / "01_broken.ipynb").exists()

@@ -89,7 +89,8 @@ def test_aggregate_mi_matches_gaussian_channel():
     expected = 0.5 * np.log(1 + 1 / np.array(sigmas) ** 2)
     assert np.all(np.abs(result.mutual_information - expected) < 0.05)
     assert np.all(result.standard_error < 0.03)
-    assert result.num_queries == 4_000 and result.num_points == 4_000
+    assert result.num_queries == 4_000
+    assert result.num_points == 4_000
 
 
 def test_aggregate_mi_chunking_does_not_change_result():

@@ -14,8 +14,11 @@ TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 def test_real_mnist_loads(mnist_root):
     images, labels = mnist.load("train", mnist_root)
     test_images, test_labels = mnist.load("test", mnist_root)
-    assert images.shape == (60_000, 784) and test_images.shape == (10_000, 784)
-    assert images.dtype == torch.float32 and 0.0 <= float(images.min()) and float(images.max()) == 1.0
+    assert images.shape == (60_000, 784)
+    assert test_images.shape == (10_000, 784)
+    assert images.dtype == torch.float32
+    assert 0.0 <= float(images.min())
+    assert float(images.max()) == 1.0
     assert labels.bincount().tolist() == TRAIN_LABEL_COUNTS
     assert test_labels.bincount().tolist() == TEST_LABEL_COUNTS
 

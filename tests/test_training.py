@@ -91,7 +91,9 @@ def test_checkpoint_from_another_config_is_rejected(tmp_path):
     with pytest.raises(CheckpointMismatchError) as caught:
         fit(new_model(), DATA, TrainConfig(epochs=3, batch_size=32, learning_rate=1e-2), objective, checkpoint_path=path, checkpoint_config={"latents": 3}, progress=False)
     message = str(caught.value)
-    assert "batch_size" in message and "64" in message and "32" in message
+    assert "batch_size" in message
+    assert "64" in message
+    assert "32" in message
     assert f"Delete {path}" in message
 
 
