@@ -139,8 +139,8 @@ def vae_elbo(model: CorExAutoencoder, x: torch.Tensor, generator: torch.Generato
 def bernoulli_marginal_entropies(data: torch.Tensor | np.ndarray) -> np.ndarray:
     """Return H(x_i) in nats for every column of binary data, from the empirical frequencies.
 
-    For binary x_i the plug-in entropy is the exact entropy of the empirical distribution;
-    as an estimate of the population value its bias is below 1/(2N) nats per column.
+    For binary x_i the plug-in entropy is the exact entropy of the empirical distribution.
+    As an estimate of the population value, its bias is below 1/(2N) nats per column.
     """
     array = torch.as_tensor(data).flatten(start_dim=1).double()
     if not torch.all((array == 0) | (array == 1)):

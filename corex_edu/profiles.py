@@ -7,7 +7,7 @@ Three profiles size every experiment:
 ``standard``
     The default main job: meaningful numbers on a two-core CPU.
 ``paper``
-    The paper's sizes, meant for a GPU.
+    The network and data sizes of Gao et al. (AISTATS 2019), meant for a GPU.
 
 Each experiment module keeps one frozen config dataclass per profile in a dict keyed by
 these names, and :func:`select` picks from it.

@@ -14,6 +14,7 @@ TC(x | z) = 0 and TC(z) = 0); with m < k it cannot.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -227,7 +228,7 @@ def monte_carlo_bound(model: CorExAutoencoder, config: ToyConfig, samples: int, 
     truth = factor_model(config)
     entropy_sum = float(np.sum(gaussian.marginal_entropies(truth.covariance)))
     x = torch.as_tensor(truth.sample(samples, seed=seed), dtype=torch.float64)
-    terms = corex_bound(model.double(), x, entropy_sum, generator=torch.Generator().manual_seed(seed))
-    model.float()
+    twin = copy.deepcopy(model).double()  # float64 without changing the caller's model
+    terms = corex_bound(twin, x, entropy_sum, generator=torch.Generator().manual_seed(seed))
     values = terms.bound.numpy()
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(samples))

