@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corex_edu import paths
-from corex_edu.data import mnist
+from corex_edu.data import celeba, mnist
 from corex_edu.errors import DataIntegrityError, DataNotFoundError
-
-CELEBA_REQUIRED = ("list_attr_celeba.txt", "list_eval_partition.txt")
 
 
 @dataclass(frozen=True)
@@ -36,22 +34,22 @@ def mnist_status(verify_checksums: bool = True) -> DatasetStatus:
 
 
 def celeba_status() -> DatasetStatus:
-    """Return whether a CelebA folder with images and the attribute and partition files is present."""
+    """Return CelebA's layout, image count and split sizes, found from file names and the list files without decoding images."""
     root = paths.celeba_root()
-    fix = (
-        "download CelebA yourself (the Kaggle copy 'jessicali9530/celeba-dataset' or the official "
-        "Google Drive folder) and set COREX_EDU_CELEBA to the folder that holds img_align_celeba/ "
-        "and the list_*.txt or list_*.csv files"
-    )
-    if not root.is_dir():
-        return DatasetStatus("celeba", False, str(root), "folder not found", fix)
-    candidates = [root, root / "celeba"]
-    for folder in candidates:
-        images = folder / "img_align_celeba"
-        has_lists = all((folder / name).is_file() or (folder / name.replace(".txt", ".csv")).is_file() for name in CELEBA_REQUIRED)
-        if images.is_dir() and has_lists:
-            return DatasetStatus("celeba", True, str(folder), "images and attribute/partition files present (read by notebooks 04-05)")
-    return DatasetStatus("celeba", False, str(root), "img_align_celeba/ or the attribute/partition files are missing", fix)
+    try:
+        found = celeba.inventory(root)
+    except DataNotFoundError as error:
+        if celeba.any_layout_has_images(root):
+            return DatasetStatus("celeba", False, str(root), str(error), celeba.HOW_TO_GET_CELEBA)
+        looked = "; ".join(celeba.looked_for(root))
+        return DatasetStatus("celeba", False, str(root), f"no CelebA layout found (looked for {looked})", celeba.HOW_TO_GET_CELEBA)
+    except DataIntegrityError as error:
+        return DatasetStatus("celeba", False, str(root), str(error), celeba.HOW_TO_GET_CELEBA)
+    sizes = ", ".join(f"{name} {count:,}" for name, count in found.split_sizes.items())
+    detail = f"{found.layout.name} layout, {found.images_on_disk:,} images in {found.layout.image_folder}; usable per split: {sizes}"
+    if found.missing_on_disk:
+        detail += f"; {found.missing_on_disk:,} images listed in {found.layout.partition_file.name} are not on disk and are skipped"
+    return DatasetStatus("celeba", True, str(found.layout.root), detail)
 
 
 def report() -> list[DatasetStatus]:
