@@ -1,9 +1,15 @@
 """The main job: execute the notebooks with papermill and summarise their results.
 
 ``python -m corex_edu reproduce --profile standard`` runs every notebook into
-``results/<profile>/`` and writes ``summary.json`` and ``summary.md``. A notebook whose data is
-absent is reported as skipped with the fix, and the others still run. The exit status is
-non-zero only when a notebook fails for another reason.
+``results/<profile>/``, writes a static HTML copy beside each executed notebook, and writes
+``summary.json`` and ``summary.md``. A notebook whose data is absent is reported as skipped with
+the fix, and the others still run. The exit status is non-zero only when a notebook fails for
+another reason.
+
+A failing notebook leaves its partially executed copy (and that copy's HTML) in the results
+folder. papermill (checked with 2.7.0) inserts a red banner at the top that links to the anchor
+``#papermill-error-cell``, which it places just above the failing cell. :func:`mark_failure`
+adds a heading above the banner that names the error, so the reason shows without scrolling.
 """
 
 from __future__ import annotations
@@ -11,13 +17,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import nbformat
 import torch
 from papermill import exceptions as papermill_errors
 
-from corex_edu import paths, results
+from corex_edu import atomic, paths, results
 from corex_edu.data import status
 from corex_edu.errors import ConfigurationError
 from corex_edu.profiles import resolve_device, resolve_profile
@@ -77,6 +85,50 @@ def _describe_failure(error: Exception) -> str:
     return f"{type(error).__name__}: {text[-1]}" if text else type(error).__name__
 
 
+FAILURE_BANNER_TAG = "corex-edu-failure-banner"
+# papermill (checked with 2.7.0) puts <span id="papermill-error-cell"> in a markdown cell just above the failing cell.
+PAPERMILL_ANCHOR = "papermill-error-cell"
+
+
+def mark_failure(executed: str | Path, message: str) -> None:
+    """Insert a heading cell that names the error at the top of a partially executed notebook, atomically.
+
+    The heading links to papermill's anchor above the failing cell when papermill wrote one. A
+    banner from an earlier call is replaced, not repeated.
+    """
+    executed = Path(executed)
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.cells = [cell for cell in notebook.cells if FAILURE_BANNER_TAG not in cell.get("metadata", {}).get("tags", [])]
+    anchored = any(cell.cell_type == "markdown" and f'id="{PAPERMILL_ANCHOR}"' in cell.source for cell in notebook.cells)
+    where = (
+        f"[Go to the failing cell](#{PAPERMILL_ANCHOR}): its error output shows the traceback. "
+        "Cells after it did not run and have no outputs, because papermill clears every output before it starts."
+        if anchored
+        else "papermill marked no failing cell: either every cell ran and a check after the run failed, "
+        "or the kernel died or timed out, and then the last cell with outputs is where the run stopped."
+    )
+    # Inline code keeps Markdown and HTML in the error text from being rendered.
+    summary = " ".join(message.split()).replace("`", "'")
+    banner = nbformat.v4.new_markdown_cell(f"## This run failed: `{summary}`\n\n{where}", metadata={"tags": [FAILURE_BANNER_TAG]})
+    notebook.cells.insert(0, banner)
+    atomic.write_text(executed, nbformat.writes(notebook))
+
+
+def export_html(executed: str | Path) -> Path:
+    """Write a static HTML copy of an executed notebook next to it (``name.html``), atomically, and return its path."""
+    from nbconvert import HTMLExporter
+
+    executed = Path(executed)
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    html_path = executed.with_suffix(".html")
+    atomic.write_text(html_path, body)
+    return html_path
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def missing_requirements(spec: NotebookSpec) -> list[status.DatasetStatus]:
     checks = {"mnist": lambda: status.mnist_status(verify_checksums=False), "celeba": status.celeba_status}
     return [report for report in (checks[name]() for name in spec.requires) if not report.ready]
@@ -98,12 +150,13 @@ def reproduce(
     output_dir = Path(results_dir) if results_dir is not None else results.default_results_dir(profile)
     output_dir.mkdir(parents=True, exist_ok=True)
 
+    run_started_at, run_started = _utc_now(), time.perf_counter()
     rows: list[results.Row] = []
-    notebook_entries = []
+    notebook_entries: list[dict[str, Any]] = []
     failed = False
     for spec in specs:
         started = time.perf_counter()
-        entry = {"notebook": spec.notebook, "status": "ok", "seconds": 0.0, "output": "", "note": ""}
+        entry: dict[str, Any] = {"notebook": spec.notebook, "status": "ok", "started_at": _utc_now(), "seconds": 0.0, "output": "", "html": "", "note": ""}
         missing = missing_requirements(spec)
         if missing:
             note = "; ".join(f"{m.name} missing at {m.location}: {m.fix}" for m in missing)
@@ -114,7 +167,8 @@ def reproduce(
 
         output = output_dir / spec.filename
         metrics_file = results.metrics_path(output_dir, spec.notebook)
-        metrics_file.unlink(missing_ok=True)
+        for stale in (metrics_file, output, output.with_suffix(".html")):  # never report an earlier run's files
+            stale.unlink(missing_ok=True)
         report(f"notebook {spec.notebook}: running {spec.filename} with profile {profile} on {torch_device}")
         try:
             papermill.execute_notebook(
@@ -134,16 +188,41 @@ def reproduce(
         except Exception as error:  # a failing notebook must not stop the others
             failed = True
             message = _describe_failure(error)
-            note = f"not measured: the notebook failed ({message}); see {output}"
             report(f"notebook {spec.notebook} FAILED: {message}")
-            rows += [results.Row(spec.notebook, metric.name, None, metric.unit, seeds=0, paper=metric.paper, status="skipped", note=note) for metric in spec.metrics]
             entry.update(status="failed", note=message)
         entry["seconds"] = round(time.perf_counter() - started, 1)
-        entry["output"] = str(output)
+        if output.exists():
+            entry["output"] = str(output)
+            entry["html"] = _finish_executed_copy(output, entry["note"] if entry["status"] == "failed" else None, report)
+        if entry["status"] == "failed":
+            where = entry["html"] or entry["output"]
+            note = f"not measured: the notebook failed ({entry['note']}); " + (f"see {where}" if where else "no executed copy was written")
+            rows += [results.Row(spec.notebook, metric.name, None, metric.unit, seeds=0, paper=metric.paper, status="skipped", note=note) for metric in spec.metrics]
         notebook_entries.append(entry)
         report(f"notebook {spec.notebook}: {entry['status']} in {entry['seconds']:.1f} s")
 
-    header = {"profile": profile, "device": str(torch_device), "torch": torch.__version__}
+    header = {
+        "profile": profile,
+        "device": str(torch_device),
+        "torch": torch.__version__,
+        "started_at": run_started_at,
+        "seconds": round(time.perf_counter() - run_started, 1),
+        "versions": results.collect_versions(torch_device),
+    }
     json_path, markdown_path = results.write_summary(output_dir, header, rows, notebook_entries)
     report(f"wrote {json_path} and {markdown_path}")
     return 1 if failed else 0
+
+
+def _finish_executed_copy(executed: Path, failure: str | None, report: Callable[[str], None]) -> str:
+    """Mark a failed copy with :func:`mark_failure`, export its HTML and return the HTML path ("" if the export failed).
+
+    Errors are reported and not raised, so one unreadable copy does not stop the other notebooks.
+    """
+    try:
+        if failure is not None:
+            mark_failure(executed, failure)
+        return str(export_html(executed))
+    except Exception as error:  # nbformat and nbconvert raise many types
+        report(f"could not mark or export {executed}: {type(error).__name__}: {error}")
+        return ""

@@ -7,10 +7,16 @@ other tools::
     {"profile": str, "device": str, "torch": str,
      "rows": [{"notebook": "01", "metric": str, "value": float, "sd": float | null, "seeds": int,
                "paper": float | null, "unit": str, "status": "ok" | "skipped", "note": str}],
-     "notebooks": [{"notebook": "01", "status": "ok" | "skipped" | "failed", "seconds": float,
-                    "output": str, "note": str}]}
+     "started_at": str, "seconds": float,
+     "versions": {"python": str, "platform": str, "torch": str, "numpy": str, ..., "git_commit": str | null,
+                  "git_dirty": bool | null, ...},
+     "notebooks": [{"notebook": "01", "status": "ok" | "skipped" | "failed", "started_at": str,
+                    "seconds": float, "output": str, "html": str, "note": str}]}
 
-The ``notebooks`` list is an addition to the contract's required keys; readers that only know
+``started_at`` values are ISO 8601 times in UTC. ``seconds`` is wall-clock time, and a notebook's
+covers its execution but not the HTML export. ``output`` and ``html`` are the executed copy and its
+static HTML, or "" when none was written. :func:`collect_versions` lists every ``versions`` key.
+Everything after ``rows`` is an addition to the contract's required keys; readers that only know
 ``rows`` can ignore it.
 """
 
@@ -19,15 +25,23 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
+import subprocess
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from corex_edu import atomic, paths
+import torch
+
+from corex_edu import __version__, atomic, paths
 from corex_edu.errors import ConfigurationError
 from corex_edu.profiles import resolve_profile
 
 ROW_STATUSES = ("ok", "skipped")
+# Distributions whose installed versions summary.json records, in this order.
+RECORDED_PACKAGES = ("numpy", "scipy", "papermill", "nbformat", "ipywidgets")
+GIT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,54 @@ def read_rows(path: str | os.PathLike[str]) -> list[Row]:
     return [Row(**entry) for entry in json.loads(Path(path).read_text())]
 
 
+def collect_versions(device: torch.device | str | None = None) -> dict[str, Any]:
+    """Return the software and hardware of the process that calls it, for summary.json's ``versions`` record.
+
+    Keys:
+
+    - ``python``, ``platform``, ``torch``, ``corex_edu``, ``cpu_count`` and ``torch_threads``.
+    - One per entry of :data:`RECORDED_PACKAGES`, None when that package is not installed.
+    - ``cuda_device``: the GPU's name when ``device`` is a CUDA device, else None.
+    - ``git_commit`` and ``git_dirty`` from :func:`git_state`.
+
+    The notebooks run in their own kernels, which may set another thread count.
+    """
+    versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__}
+    for package in RECORDED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    device = torch.device(device) if device is not None else None
+    versions.update(
+        corex_edu=__version__,
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        cuda_device=torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None,
+    )
+    versions.update(git_state())
+    return versions
+
+
+def git_state(repository: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Return ``{"git_commit": sha or None, "git_dirty": bool or None}`` for a checkout (default: this package's).
+
+    ``git_dirty`` is true when ``git status --porcelain`` lists anything: modified, staged or
+    untracked files that are not ignored. Both are None without a ``.git`` entry in the folder,
+    without a git executable, or when git fails (for example a checkout owned by another user).
+    """
+    folder = Path(repository) if repository is not None else paths.REPOSITORY_DIR
+    unknown = {"git_commit": None, "git_dirty": None}
+    if not (folder / ".git").exists():  # a folder or, in a linked worktree, a file
+        return unknown
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True)
+        changes = subprocess.run(["git", "-C", str(folder), "status", "--porcelain"], capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return unknown
+    return {"git_commit": commit.stdout.strip(), "git_dirty": bool(changes.stdout.strip())}
+
+
 def write_summary(results_dir: str | os.PathLike[str], header: Mapping[str, Any], rows: list[Row], notebooks: list[dict[str, Any]]) -> tuple[Path, Path]:
     """Write ``summary.json`` and ``summary.md`` atomically and return their paths."""
     directory = Path(results_dir)
@@ -112,6 +174,10 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         "",
         f"Device `{document['device']}`, PyTorch {document['torch']}. Information is in nats.",
         "",
+    ]
+    if "started_at" in document:
+        lines += [f"Started {document['started_at']} (UTC), {document['seconds']:.1f} s in total.", ""]
+    lines += [
         "| notebook | metric | ours | sd | seeds | paper | unit | status | note |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -122,8 +188,11 @@ def render_markdown(document: Mapping[str, Any]) -> str:
             f"{_format(row['paper'])} | {row['unit']} | {row['status']} | {note} |"
         )
     if document.get("notebooks"):
-        lines += ["", "| notebook | status | seconds | executed copy | note |", "|---|---|---|---|---|"]
+        lines += ["", "| notebook | status | seconds | executed copy | HTML | note |", "|---|---|---|---|---|---|"]
         for entry in document["notebooks"]:
             note = str(entry.get("note", "")).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {entry['notebook']} | {entry['status']} | {entry['seconds']:.1f} | {entry.get('output', '')} | {note} |")
+            lines.append(f"| {entry['notebook']} | {entry['status']} | {entry['seconds']:.1f} | {entry.get('output', '')} | {entry.get('html', '')} | {note} |")
+    if document.get("versions"):
+        lines += ["", "Software and hardware of the main job:", ""]
+        lines += [f"- {name}: {value}" for name, value in document["versions"].items()]
     return "\n".join(lines) + "\n"

@@ -37,3 +37,49 @@ def test_row_validation():
         results.Row("01", "x", 1.0, "nats", status="done")
     with pytest.raises(ConfigurationError, match="belongs to notebook"):
         results.record("02", [results.Row("01", "x", 1.0, "nats")], "/tmp")
+
+
+def test_versions_on_cpu():
+    import os
+    import platform
+
+    import numpy
+    import torch
+
+    versions = results.collect_versions("cpu")
+    assert versions["python"] == platform.python_version()
+    assert versions["numpy"] == numpy.__version__
+    assert versions["torch"] == torch.__version__
+    assert versions["cpu_count"] == os.cpu_count()
+    assert versions["torch_threads"] == torch.get_num_threads()
+    assert versions["cuda_device"] is None
+
+
+def test_git_state_outside_checkout(tmp_path):
+    assert results.git_state(tmp_path) == {"git_commit": None, "git_dirty": None}
+
+
+def test_git_state_clean_then_dirty(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    identity = ["-c", "user.name=corex_edu test", "-c", "user.email=test@example.invalid"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "a.txt").write_text("a\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "a.txt"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), *identity, "commit", "-q", "-m", "first"], check=True)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert results.git_state(tmp_path) == {"git_commit": head, "git_dirty": False}
+    (tmp_path / "b.txt").write_text("untracked\n")
+    assert results.git_state(tmp_path)["git_dirty"] is True
+
+
+def test_markdown_lists_versions(tmp_path):
+    header = {"profile": "quick", "device": "cpu", "torch": "2.x", "started_at": "2026-01-01T00:00:00+00:00", "seconds": 12.34, "versions": {"python": "3.11.7", "git_dirty": False}}
+    _, markdown_path = results.write_summary(tmp_path, header, [], [])
+    table = markdown_path.read_text()
+    assert "Started 2026-01-01T00:00:00+00:00 (UTC), 12.3 s in total." in table
+    assert "- python: 3.11.7" in table
+    assert "- git_dirty: False" in table
