@@ -87,3 +87,82 @@ def check_constant_pixels(answer: int, binary_images: torch.Tensor) -> bool:
     column_mean = torch.as_tensor(binary_images).flatten(start_dim=1).double().mean(dim=0)
     expected = int(((column_mean == 0) | (column_mean == 1)).sum())
     return _verdict(int(answer) == expected, f"{expected} pixels never change, so their entropy is exactly 0.", "count the columns whose mean is exactly 0 or exactly 1.")
+
+
+# Notebook 03 ---------------------------------------------------------------------------------
+
+
+def check_hungarian_accuracy(answer: float, confusion: np.ndarray) -> bool:
+    """Exercise 03.1: the best one-to-one matched accuracy of a clusters x labels confusion matrix, within 1e-9."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, columns = linear_sum_assignment(-np.asarray(confusion))
+    expected = float(np.asarray(confusion)[rows, columns].sum() / np.asarray(confusion).sum())
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-9
+    return _verdict(correct, f"accuracy = {expected:.4f}.", "match each cluster to one label so that the matched counts are maximal, then divide by the number of images.")
+
+
+def check_confident_assignment_information(answer: float) -> bool:
+    """Exercise 03.2: I(x : z2) in nats for certain assignments and uniform class shares over 10 classes, within 1e-6."""
+    expected = math.log(10)
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-6
+    hint = "I(x : z2) = H(q̄(z2)) - E_x H(q(z2 | x)); a certain assignment has zero entropy." if not (math.isfinite(answer) and abs(answer - math.log2(10)) < 1e-6) else "that is in bits; use the natural logarithm."
+    return _verdict(correct, f"I = ln 10 = {expected:.4f} nats.", hint)
+
+
+def check_one_hot_tc(answer: float) -> bool:
+    """Exercise 03.3: TC of the one-hot indicators of a categorical with shares (0.5, 0.25, 0.25), in nats, within 1e-6."""
+    p = np.array([0.5, 0.25, 0.25])
+    expected = float(-(p * np.log(p) + (1 - p) * np.log(1 - p)).sum() + (p * np.log(p)).sum())
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-6
+    return _verdict(correct, f"TC = {expected:.4f} nats.", "TC = sum_k H_b(p_k) - H(p), where H_b is the binary entropy of indicator k.")
+
+
+# Notebook 04 ---------------------------------------------------------------------------------
+
+
+def check_anchor_weight(answer: float, strength: float) -> bool:
+    """Exercise 04.1: the KL weight of an anchored latent for anchoring strength lambda, within 1e-9."""
+    expected = 1.0 - strength
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-9
+    return _verdict(correct, f"weight = 1 - lambda = {expected:.2f}.", "the bonus lambda I(z_a : x) cancels part of the KL upper bound on I(z_a : x).")
+
+
+def check_information_ceiling(answer: float, num_images: int) -> bool:
+    """Exercise 04.2: ln N in nats for N images, within 1e-6."""
+    expected = math.log(num_images)
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-6
+    return _verdict(correct, f"ln N = {expected:.3f} nats.", "use the natural logarithm of the number of images.")
+
+
+def check_binary_mutual_information(answer: float) -> bool:
+    """Exercise 04.3: I(b : a) in nats for joint counts [[40, 10], [10, 40]], within 1e-6."""
+    joint = np.array([[40.0, 10.0], [10.0, 40.0]]) / 100.0
+    product = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True)
+    expected = float((joint * np.log(joint / product)).sum())
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-6
+    return _verdict(correct, f"I = {expected:.4f} nats.", "I(b : a) = sum p(b, a) ln(p(b, a) / (p(b) p(a))) over the four cells.")
+
+
+# Notebook 05 ---------------------------------------------------------------------------------
+
+
+def check_mixture_variance(answer: float) -> bool:
+    """Exercise 05.1: variance of the equal mixture of N(-1, 0.25) and N(3, 0.25), within 1e-9."""
+    expected = 0.25 + 4.0
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-9
+    return _verdict(correct, f"variance = {expected}.", "law of total variance: the mean of the component variances plus the variance of the component means.")
+
+
+def check_variance_count(answer: int, variances: np.ndarray) -> bool:
+    """Exercise 05.2: number of entries of ``variances`` below 0.5 or above 2, exactly."""
+    values = np.asarray(variances)
+    expected = int(((values < 0.5) | (values > 2.0)).sum())
+    return _verdict(int(answer) == expected, f"{expected} of {values.size} latents.", "combine the two conditions with | and count the True entries.")
+
+
+def check_frechet_1d(answer: float) -> bool:
+    """Exercise 05.3: Fréchet distance between N(0, 1) and N(1, 4), within 1e-9."""
+    expected = 1.0 + 1.0 + 4.0 - 2.0 * 1.0 * 2.0
+    correct = math.isfinite(answer) and abs(answer - expected) < 1e-9
+    return _verdict(correct, f"FD = {expected}.", "in one dimension FD = (mu1 - mu2)^2 + s1^2 + s2^2 - 2 s1 s2, with s the standard deviations.")

@@ -77,3 +77,89 @@ def image_grid(images: torch.Tensor, rows: int, title: str = "", side: int = 28)
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def confusion_matrix(confusion: np.ndarray, mapping: Mapping[int, int], title: str = ""):
+    """Show a clusters x labels count matrix with the rows ordered by their matched label."""
+    order = sorted(range(confusion.shape[0]), key=lambda k: mapping.get(k, confusion.shape[1] + k))
+    matrix = confusion[order]
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    image = axis.imshow(matrix, cmap="Blues")
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=6,
+                      color="white" if count > matrix.max() / 2 else "black")
+    axis.set_xticks(range(confusion.shape[1]))
+    axis.set_yticks(range(len(order)))
+    axis.set_yticklabels([f"{k} → {mapping[k]}" if k in mapping else str(k) for k in order])
+    axis.set_xlabel("true label")
+    axis.set_ylabel("cluster → matched label")
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    return figure
+
+
+def information_bars(information: np.ndarray, standard_error: np.ndarray | None = None, title: str = "", highlight: Sequence[int] = ()):
+    """Bar plot of one information value per latent (nats), with anchored or chosen latents in another colour."""
+    information = np.asarray(information)
+    colours = ["tab:orange" if index in set(highlight) else "tab:blue" for index in range(information.size)]
+    figure, axis = plt.subplots(figsize=(max(6.0, information.size * 0.08), 3.2))
+    axis.bar(np.arange(information.size), information, color=colours, yerr=standard_error, error_kw={"linewidth": 0.5})
+    axis.set_xlabel("latent index")
+    axis.set_ylabel("nats")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def traversal_grid(images: torch.Tensor, row_labels: Sequence[str], column_values: Sequence[float], title: str = ""):
+    """Show a (rows, columns, H, W) or (rows, columns, 3, H, W) grid of decoded images with labelled rows and columns."""
+    images = torch.as_tensor(images).detach().cpu()
+    rows, columns = images.shape[:2]
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.8), squeeze=False)
+    for row in range(rows):
+        for column in range(columns):
+            axis = axes[row, column]
+            picture = images[row, column]
+            if picture.ndim == 3:
+                axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())
+            else:
+                axis.imshow(picture.numpy(), cmap="gray", vmin=0, vmax=1)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column == 0:
+                axis.set_ylabel(row_labels[row], fontsize=7, rotation=0, ha="right", va="center")
+            if row == rows - 1:
+                axis.set_xlabel(f"{column_values[column]:+.1f}", fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def image_grid_rgb(images: torch.Tensor, rows: int, title: str = ""):
+    """Show colour images of shape (n, 3, H, W) with values in [0, 1] in a grid with ``rows`` rows."""
+    images = torch.as_tensor(images).detach().cpu()
+    columns = int(np.ceil(images.shape[0] / rows))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.0, rows * 1.0), squeeze=False)
+    for axis, index in zip(axes.ravel(), range(rows * columns)):
+        axis.axis("off")
+        if index < images.shape[0]:
+            axis.imshow(images[index].permute(1, 2, 0).clamp(0, 1).numpy())
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def heatmap(matrix: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], title: str = ""):
+    """Show a rows x columns matrix of values in [0, 1] (for example normalised information) with labelled axes."""
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.22 * len(column_labels) + 2), 0.35 * len(row_labels) + 2))
+    image = axis.imshow(matrix, cmap="viridis", vmin=0.0, vmax=max(float(np.max(matrix)), 1e-9), aspect="auto")
+    axis.set_xticks(range(len(column_labels)))
+    axis.set_xticklabels(column_labels, rotation=90, fontsize=6)
+    axis.set_yticks(range(len(row_labels)))
+    axis.set_yticklabels(row_labels, fontsize=7)
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, fraction=0.03)
+    figure.tight_layout()
+    return figure

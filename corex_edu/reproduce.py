@@ -63,6 +63,53 @@ NOTEBOOKS: dict[str, NotebookSpec] = {
         requires=("mnist",),
         metrics=(Metric("elbo_identity_max_abs_error", "nats"), Metric("tc_lower_bound_binarized_mnist_nats", "nats")),
     ),
+    "03": NotebookSpec(
+        "03",
+        "03_stacked_corex_mnist.ipynb",
+        requires=("mnist",),
+        metrics=(
+            Metric("unsupervised_accuracy", "fraction", 0.85),
+            Metric("mi_top1_nats", "nats", 2.71),
+            Metric("mi_top2_nats", "nats", 2.56),
+            Metric("tc_z1_nats", "nats"),
+            Metric("tc_z2_nats", "nats"),
+            Metric("epoch_seconds", "seconds"),
+        ),
+    ),
+    "04": NotebookSpec(
+        "04",
+        "04_anchorvae_celeba.ipynb",
+        requires=("celeba",),
+        metrics=(
+            Metric("anchored_mi_mean_nats", "nats", 3.5),
+            Metric("anchored_in_top5_fraction", "fraction", 1.0),
+            Metric("vae_top1_mi_nats", "nats", 3.1),
+            Metric("anchored_attribute_gap_mean", "fraction"),
+            Metric("vae_top5_attribute_gap_mean", "fraction"),
+            Metric("images_used", "images"),
+            Metric("images_skipped", "images"),
+        ),
+    ),
+    "05": NotebookSpec(
+        "05",
+        "05_aggregate_posterior_sampling.ipynb",
+        requires=("mnist", "celeba"),
+        metrics=(
+            Metric("celeba_var_gt2_fraction", "fraction", 0.2),
+            Metric("celeba_fd_prior", "feature units^2"),
+            Metric("celeba_fd_aggregate", "feature units^2"),
+            Metric("celeba_precision_prior", "fraction"),
+            Metric("celeba_precision_aggregate", "fraction"),
+            Metric("celeba_recall_prior", "fraction"),
+            Metric("celeba_recall_aggregate", "fraction"),
+            Metric("mnist_fd_prior", "feature units^2"),
+            Metric("mnist_fd_aggregate", "feature units^2"),
+            Metric("mnist_precision_prior", "fraction"),
+            Metric("mnist_precision_aggregate", "fraction"),
+            Metric("mnist_recall_prior", "fraction"),
+            Metric("mnist_recall_aggregate", "fraction"),
+        ),
+    ),
 }
 
 
