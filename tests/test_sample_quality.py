@@ -214,7 +214,9 @@ def test_extract_features_shape_and_dtype():
     features = sample_quality.extract_features(model, images, batch_size=10)
     assert features.shape == (64, 16)
     assert features.dtype == np.float64
-    assert np.array_equal(features, sample_quality.extract_features(model, images, batch_size=64))
+    # Another batch size may pick another convolution kernel when torch uses several threads, so
+    # the features agree to float32 rounding, not bit for bit.
+    np.testing.assert_allclose(features, sample_quality.extract_features(model, images, batch_size=64), rtol=1e-5, atol=1e-6)
 
 
 def test_classifier_handles_celeba_shape():
