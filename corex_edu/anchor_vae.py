@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +120,7 @@ class AnchorVAEConfig:
 
     def baseline(self) -> "AnchorVAEConfig":
         """Return the same network as a plain VAE (lambda = 0)."""
-        return AnchorVAEConfig(
-            latents=self.latents, anchored=self.anchored, strength=0.0, image_size=self.image_size,
-            pixel_variance=self.pixel_variance, train_images=self.train_images, train=self.train,
-        )
+        return replace(self, strength=0.0)
 
 
 PROFILES = {
@@ -177,7 +174,7 @@ def train_model(
     seed_everything(seed)
     model = build_model(config)
     history = fit(
-        model, images, TrainConfig(**{**vars(config.train), "seed": seed}), objective(config), device=device,
+        model, images, replace(config.train, seed=seed), objective(config), device=device,
         checkpoint_path=Path(checkpoint_dir) / f"{name}-seed{seed}.pt" if checkpoint_dir is not None else None,
         checkpoint_config=config, progress=progress, description=f"{name} (lambda={config.strength})",
     )

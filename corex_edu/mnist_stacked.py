@@ -17,7 +17,7 @@ Every stage checkpoints atomically, so an interrupted run resumes where it stopp
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.mixture import GaussianMixture
 
 from corex_edu.errors import ConfigurationError
+from corex_edu.estimators import aggregate_posterior_mi
 from corex_edu.stacked import CategoricalLayer, GaussianLayer, StackedBound, StackedCorEx
 from corex_edu.training import TrainConfig, TrainHistory, fit, seed_everything
 
@@ -60,12 +61,7 @@ class StackedConfig:
 
     def with_seed(self, seed: int) -> "StackedConfig":
         """Return this configuration with both training stages seeded by ``seed``."""
-        return StackedConfig(
-            **{name: getattr(self, name) for name in ("latents", "encoder_hidden", "classes", "top_hidden", "covariance", "threshold",
-                                                       "train_images", "active_variance", "mixture_restarts")},
-            layer1=TrainConfig(**{**vars(self.layer1), "seed": seed}),
-            joint=TrainConfig(**{**vars(self.joint), "seed": seed}),
-        )
+        return replace(self, layer1=replace(self.layer1, seed=seed), joint=replace(self.joint, seed=seed))
 
 
 PROFILES = {
@@ -353,8 +349,6 @@ class LayerTerms:
 @torch.no_grad()
 def layer_terms(model: StackedCorEx, images: torch.Tensor, marginal_entropy_sum: float, num_queries: int = 2048, seed: int = 0) -> LayerTerms:
     """Estimate both layers' CorEx terms on binary ``images`` (N, 784); see :class:`LayerTerms`."""
-    from corex_edu.estimators import aggregate_posterior_mi
-
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     mean, log_variance = encode_layer1(model, images)

@@ -51,9 +51,9 @@ SERVER_STOP_TIMEOUT_S = 20
 PAGE_LOAD_TIMEOUT_S = 60
 CELL_QUEUE_TIMEOUT_S = 10
 # Time from the first Shift+Enter until the widget image is shown.
-# NOTE: driving notebook 03 itself this way was flaky here (cells far down the page missed the
-# Shift+Enter, and element screenshots waited on fonts while the kernel trained), so only the demo,
-# which builds the same LatentTraversal over a small decoder, runs in the browser for now.
+# NOTE: driving notebook 03 itself this way was flaky: cells far down the page missed the
+# Shift+Enter, and element screenshots waited on fonts while the kernel trained. So only the demo
+# runs in the browser for now. It builds the same LatentTraversal over a small decoder.
 CELLS_RUN_TIMEOUT_S = 90
 IMAGE_UPDATE_TIMEOUT_S = 20
 SLIDER_KEY_PRESSES = 10

@@ -571,9 +571,9 @@ def load(
 
     The cache file name encodes the layout, split, size, crop and limit and a hash of the image
     folder's path, ``expected_size``, ``draft`` and the Pillow version. The file also stores the size
-    and modification time of both list files, the modification time of the image folder (which
-    changes when images are added or removed) and a digest of the size and modification time of
-    every image that was read. A cache whose stored values differ from the files on disk is
+    and modification time of both list files and the modification time of the image folder, which
+    changes when images are added or removed. It also stores a digest of the size and modification
+    time of every image that was read. A cache whose stored values differ from the files on disk is
     rebuilt. Cache files are written atomically, so an interrupted run never leaves a partial one.
 
     Raises:
