@@ -7,7 +7,10 @@ latent.
 
 :class:`LatentTraversal` does the work without any widget (``latent``, ``render``, ``png``), so
 it can be tested and used for static figures. :meth:`LatentTraversal.widget` wraps it in an
-ipywidgets panel (ipywidgets 8): a dropdown of starts, one slider per dimension and the image.
+ipywidgets panel (ipywidgets 8): a dropdown of starts, one slider per dimension, the image and a
+message line. If decoding fails after a slider move, the panel keeps the last good image and
+shows the error in its message line, so the error appears under the cell instead of only in
+JupyterLab's log console.
 
 The ``decode`` callable belongs to the caller. :meth:`LatentTraversal.render` calls it inside
 ``torch.no_grad()``, but putting the model in eval mode (dropout, batch-norm statistics) and
@@ -20,7 +23,9 @@ moving the latent batch to the model's device are the caller's job, for example:
 
 from __future__ import annotations
 
+import html
 import io
+import logging
 import math
 from typing import Any, Callable, Mapping, Sequence
 
@@ -34,6 +39,8 @@ from corex_edu.errors import ConfigurationError
 # Pixel values may leave [0, 1] by this much through float rounding before render() rejects them.
 RANGE_TOLERANCE = 1e-4
 
+logger = logging.getLogger(__name__)
+
 
 class LatentTraversal:
     """Decode a start latent vector with some of its dimensions replaced by slider values.
@@ -45,7 +52,9 @@ class LatentTraversal:
         dims: the latent indices that get a slider, each in [0, m) and none repeated.
         value_range: (low, high) bounds of every slider, in latent units.
         step: slider step, in latent units.
-        dim_labels: one label per entry of ``dims``; default ``"z[i]"``.
+        dim_labels: slider labels, either a sequence with one label per entry of ``dims`` or a
+            mapping from latent index to label; dims without a label in the mapping get the
+            default ``"z[i]"``.
         scale: each latent pixel is shown as a ``scale`` x ``scale`` block (nearest neighbour).
 
     Raises:
@@ -59,7 +68,7 @@ class LatentTraversal:
         dims: Sequence[int],
         value_range: tuple[float, float] = (-2.0, 2.0),
         step: float = 0.05,
-        dim_labels: Sequence[str] | None = None,
+        dim_labels: Sequence[str] | Mapping[int, str] | None = None,
         scale: int = 4,
     ) -> None:
         if not callable(decode):
@@ -139,6 +148,7 @@ class TraversalPanel(ipywidgets.VBox):
         dropdown: selects the start; choosing one moves the sliders to that start's values.
         sliders: one ``FloatSlider`` per entry of ``traversal.dims``, in the same order.
         image: the ``ipywidgets.Image`` whose ``value`` contains the current PNG bytes.
+        message: an ``ipywidgets.HTML`` line, empty unless the last redraw failed; it then names the error.
     """
 
     def __init__(self, traversal: LatentTraversal) -> None:
@@ -147,22 +157,41 @@ class TraversalPanel(ipywidgets.VBox):
         self.traversal = traversal
         self.dropdown = ipywidgets.Dropdown(options=list(traversal.starts), value=first, description="start")
         self.sliders = [
-            ipywidgets.FloatSlider(value=value, min=low, max=high, step=traversal.step, description=label, readout_format=".2f")
+            ipywidgets.FloatSlider(
+                value=value, min=low, max=high, step=traversal.step, description=label, readout_format=".2f",
+                # Labels such as "z1[27] (1.95 nats)" are shown in full, and the wider row keeps the track usable.
+                style={"description_width": "initial"},
+                layout={"width": "480px"},
+            )
             for label, value in zip(traversal.dim_labels, traversal.start_values(first))
         ]
         first_image = traversal.render(first, [slider.value for slider in self.sliders])
         # A fixed size keeps the browser from stretching the image to the output width; render() already scaled it.
         self.image = ipywidgets.Image(value=_encode_png(first_image), format="png", width=str(first_image.shape[1]), height=str(first_image.shape[0]))
+        self.message = ipywidgets.HTML(value="")
         self._moving_sliders = False
-        super().__init__(children=[self.dropdown, *self.sliders, self.image])
+        super().__init__(children=[self.dropdown, *self.sliders, self.image, self.message])
         self.dropdown.observe(self._on_change, names="value")
         for slider in self.sliders:
             slider.observe(self._on_change, names="value")
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
-        """Re-render the image after the dropdown or a slider changed (the ipywidgets observer)."""
+        """Re-render the image after the dropdown or a slider changed (the ipywidgets observer).
+
+        An exception from decoding is shown in :attr:`message` and logged; the image keeps its last
+        good value. ipywidgets would otherwise send the traceback only to JupyterLab's log console.
+        """
         if self._moving_sliders:
             return
+        try:
+            self._redraw(change)
+        except Exception as error:  # noqa: BLE001 - any error from the caller's decode must reach the user
+            logger.exception("latent traversal redraw failed")
+            self.message.value = f'<span style="color: #b00020">redraw failed: {html.escape(f"{type(error).__name__}: {error}")}</span>'
+        else:
+            self.message.value = ""
+
+    def _redraw(self, change: Mapping[str, Any]) -> None:
         if change["owner"] is self.dropdown:
             # Move every slider to the new start's values, then render once instead of once per slider.
             self._moving_sliders = True
@@ -232,9 +261,20 @@ def _validate_step(step: float, value_range: tuple[float, float]) -> float:
     return step
 
 
-def _validate_labels(dim_labels: Sequence[str] | None, dims: tuple[int, ...]) -> tuple[str, ...]:
+def _validate_labels(dim_labels: Sequence[str] | Mapping[int, str] | None, dims: tuple[int, ...]) -> tuple[str, ...]:
     if dim_labels is None:
         return tuple(f"z[{dim}]" for dim in dims)
+    if isinstance(dim_labels, Mapping):
+        try:
+            by_dim = {int(dim): str(label) for dim, label in dim_labels.items()}
+        except (TypeError, ValueError) as error:
+            raise ConfigurationError(f"dim_labels as a mapping must have latent indices as keys, got {list(dim_labels)}") from error
+        unknown = sorted(set(by_dim) - set(dims))
+        if unknown:
+            raise ConfigurationError(f"dim_labels has labels for {unknown}, which are not in dims {list(dims)}; label only the dims that get a slider")
+        return tuple(by_dim.get(dim, f"z[{dim}]") for dim in dims)
+    if isinstance(dim_labels, str):
+        raise ConfigurationError(f"dim_labels must be a sequence of labels or a mapping from index to label, got the string {dim_labels!r}")
     labels = tuple(str(label) for label in dim_labels)
     if len(labels) != len(dims):
         raise ConfigurationError(f"dim_labels needs one label per dim: {len(dims)} dims {list(dims)}, got {len(labels)} labels {list(labels)}")

@@ -106,11 +106,52 @@ def test_dropdown_resets_sliders():
 def test_widget_layout_and_labels():
     traversal = LatentTraversal(grey_decode, make_starts(), dims=[3, 5], value_range=(-3.0, 3.0), step=0.1, dim_labels=["smile", "azimuth"])
     panel = traversal.widget()
-    assert list(panel.children) == [panel.dropdown, *panel.sliders, panel.image]
+    assert list(panel.children) == [panel.dropdown, *panel.sliders, panel.image, panel.message]
+    assert panel.message.value == ""
     assert list(panel.dropdown.options) == ["zeros", "ones"]
     assert [slider.description for slider in panel.sliders] == ["smile", "azimuth"]
     assert (panel.sliders[0].min, panel.sliders[0].max, panel.sliders[0].step) == (-3.0, 3.0, 0.1)
     assert [slider.description for slider in LatentTraversal(grey_decode, make_starts(), dims=[3]).widget().sliders] == ["z[3]"]
+
+
+def test_dim_labels_mapping():
+    # The notebooks label sliders by latent index; an index without a label keeps the default.
+    traversal = LatentTraversal(grey_decode, make_starts(), dims=[3, 5], dim_labels={5: "z[5] (1.20 nats)"})
+    assert traversal.dim_labels == ("z[3]", "z[5] (1.20 nats)")
+    assert [slider.description for slider in traversal.widget().sliders] == ["z[3]", "z[5] (1.20 nats)"]
+    assert LatentTraversal(grey_decode, make_starts(), dims=[1], dim_labels={np.int64(1): "one"}).dim_labels == ("one",)
+
+
+def test_redraw_error_shown_in_panel():
+    calls = {"fail": False}
+
+    def flaky_decode(z):
+        if calls["fail"]:
+            raise RuntimeError("decoder exploded")
+        return grey_decode(z)
+
+    panel = LatentTraversal(flaky_decode, make_starts(), dims=[0]).widget()
+    before = panel.image.value
+    calls["fail"] = True
+    panel.sliders[0].value = 1.0
+    assert panel.image.value == before
+    assert "RuntimeError: decoder exploded" in panel.message.value
+    calls["fail"] = False
+    panel.sliders[0].value = 1.5
+    assert panel.message.value == ""
+    assert panel.image.value == panel.traversal.png("zeros", [1.5])
+
+
+def test_redraw_error_message_escapes_html():
+    def decode(z):
+        if float(z[0, 0]) > 0.5:
+            raise ValueError("<b>bad</b>")
+        return grey_decode(z)
+
+    panel = LatentTraversal(decode, make_starts(), dims=[0]).widget()
+    panel.sliders[0].value = 1.0
+    assert "&lt;b&gt;bad&lt;/b&gt;" in panel.message.value
+    assert "<b>" not in panel.message.value
 
 
 def test_slider_starts_clipped():
@@ -159,6 +200,9 @@ def test_numpy_starts_accepted():
         ({"step": 0.0}, "step must be in"),
         ({"step": 10.0}, "step must be in"),
         ({"dim_labels": ["only one"], "dims": [0, 1]}, "one label per dim"),
+        ({"dim_labels": {4: "four"}, "dims": [0, 1]}, r"labels for \[4\], which are not in dims \[0, 1\]"),
+        ({"dim_labels": {"x": "four"}, "dims": [0]}, "latent indices as keys"),
+        ({"dim_labels": "ab", "dims": [0, 1]}, "got the string 'ab'"),
         ({"scale": 0}, "scale must be an integer"),
         ({"decode": "model"}, "callable"),
     ],
