@@ -1,8 +1,11 @@
+import json
 import os
+import stat
 
 import pytest
 import torch
 
+from corex_edu import atomic
 from corex_edu.atomic import atomic_open, write_json
 from corex_edu.errors import ConfigurationError
 from corex_edu.profiles import resolve_device, resolve_profile
@@ -37,3 +40,27 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == '{\n  "version": 1\n}\n'
     assert os.listdir(tmp_path) == ["summary.json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permission bits only")
+def test_atomic_write_mode_follows_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert atomic.current_umask() == 0o022
+        write_json(tmp_path / "new.json", {"a": 1})
+        assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
+        os.umask(0o077)
+        atomic.write_text(tmp_path / "private.txt", "x")
+        assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permission bits only")
+def test_atomic_write_keeps_existing_mode(tmp_path):
+    target = tmp_path / "summary.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    write_json(target, {"b": 2})
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert json.loads(target.read_text()) == {"b": 2}
