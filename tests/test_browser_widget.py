@@ -62,7 +62,6 @@ RUN_START_TIMEOUT_S = 20
 # a loaded CI machine.
 CELLS_RUN_TIMEOUT_S = 600
 IMAGE_UPDATE_TIMEOUT_S = 20
-SLIDER_KEY_PRESSES = 10
 
 
 @dataclass(frozen=True)
@@ -350,11 +349,12 @@ def test_slider_redraws_widget_image(notebook, jupyter_lab, chromium):
             src_before = image.get_attribute("src")
 
             handle = panel.locator(".widget-slider .noUi-handle").first
-            # A start code can sit at the top of the slider's range, so then move down instead.
-            at_top = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+            # Move the slider to the far end of its range (End or Home on the focused handle), the
+            # end farther from where the start code put it, so that the image changes visibly.
+            value = float(handle.get_attribute("aria-valuenow"))
+            low, high = float(handle.get_attribute("aria-valuemin")), float(handle.get_attribute("aria-valuemax"))
             handle.focus()
-            for _ in range(SLIDER_KEY_PRESSES):
-                handle.press("ArrowLeft" if at_top else "ArrowRight")
+            handle.press("Home" if value - low > high - value else "End")
             readout_after = readout.inner_text()
 
             # ipywidgets shows each new PNG under a new blob: URL, so wait for the URL to change, then compare pixels.
@@ -368,6 +368,9 @@ def test_slider_redraws_widget_image(notebook, jupyter_lab, chromium):
                     except PlaywrightError:
                         continue  # a later update revoked the blob URL between reading and fetching it; read again
             panel.screenshot(path=ARTIFACTS_DIR / f"{stem}-after.png")
+            if pixels_after.shape == pixels_before.shape:
+                change = np.abs(pixels_after.astype(int) - pixels_before.astype(int))
+                print(f"{path.name}: slider {readout_before} -> {readout_after}, largest pixel change {change.max()} of 255, mean {change.mean():.1f}")
             # The panel's message line is empty unless the redraw raised (see TraversalPanel._on_change).
             panel_message = panel.locator(".widget-html").last.inner_text().strip()
         finally:
