@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -166,7 +166,8 @@ def export_html(executed: str | Path) -> Path:
     from nbconvert import HTMLExporter
 
     executed = Path(executed)
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    # The name becomes the page title; without it every copy is titled "Notebook".
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4), resources={"metadata": {"name": executed.stem}})
     html_path = executed.with_suffix(".html")
     atomic.write_text(html_path, body)
     return html_path
@@ -230,7 +231,10 @@ def reproduce(
             absent = [metric.name for metric in spec.metrics if metric.name not in recorded]
             if absent:
                 raise RuntimeError(f"the notebook ran but did not record {', '.join(absent)}")
-            rows += [recorded[metric.name] for metric in spec.metrics]
+            # The registry holds the paper's values; a notebook records only its own measurements.
+            rows += [
+                recorded[metric.name] if metric.paper is None else replace(recorded[metric.name], paper=metric.paper) for metric in spec.metrics
+            ]
             rows += [row for name, row in recorded.items() if name not in {metric.name for metric in spec.metrics}]
         except Exception as error:  # a failing notebook must not stop the others
             failed = True

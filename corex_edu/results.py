@@ -95,6 +95,19 @@ def record(notebook: str, rows: Iterable[Row], results_dir: str | os.PathLike[st
     return path
 
 
+def display_path(path: str | os.PathLike[str]) -> str:
+    """Return ``path`` relative to the repository when it lies inside it, else the absolute path.
+
+    The notebooks print where they recorded their rows; a relative path keeps the committed
+    outputs free of the folder in which one particular copy was checked out.
+    """
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(paths.REPOSITORY_DIR.resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
 def read_rows(path: str | os.PathLike[str]) -> list[Row]:
     """Read rows written by :func:`record`."""
     return [Row(**entry) for entry in json.loads(Path(path).read_text())]

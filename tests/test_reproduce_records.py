@@ -36,7 +36,7 @@ def run(tmp_path_factory):
         [new_markdown_cell("# A notebook that fails"), new_code_cell("value = 1"), new_code_cell(FAILING_SOURCE), new_code_cell("print('never runs')")],
     )
     registry = {
-        GOOD: reproduce.NotebookSpec(GOOD, "91_records.ipynb", requires=(), metrics=(reproduce.Metric("answer_nats", "nats"),)),
+        GOOD: reproduce.NotebookSpec(GOOD, "91_records.ipynb", requires=(), metrics=(reproduce.Metric("answer_nats", "nats", paper=0.75),)),
         BAD: reproduce.NotebookSpec(BAD, "92_raises.ipynb", requires=(), metrics=(reproduce.Metric("never_recorded", "nats", paper=1.0),)),
     }
     lines = []
@@ -60,7 +60,7 @@ def test_failure_gives_status_one(run):
 
 
 def test_contract_fields_kept(run):
-    _, summary, _, _ = run
+    _, summary, output, _ = run
     assert summary["profile"] == "quick"
     assert summary["device"] == "cpu"
     assert summary["torch"] == torch.__version__
@@ -68,6 +68,9 @@ def test_contract_fields_kept(run):
     assert good_row["metric"] == "answer_nats"
     assert good_row["value"] == 0.5
     assert good_row["status"] == "ok"
+    # The notebook records no paper value; the summary takes it from the registry.
+    assert good_row["paper"] == 0.75
+    assert json.loads((output / "metrics" / f"{GOOD}.json").read_text())[0]["paper"] is None
 
 
 def test_failed_row_points_to_html(run):
@@ -106,6 +109,7 @@ def test_html_written_beside_copy(run):
     html = (output / "91_records.html").read_text()
     assert html.lstrip().lower().startswith("<!doctype html>")
     assert "recording the answer" in html
+    assert "<title>91_records</title>" in html
     assert not list(output.glob(".*.tmp"))  # the atomic writer left no temporary file
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from corex_edu import results
+from corex_edu import paths, results
 from corex_edu.errors import ConfigurationError
 
 
@@ -83,3 +83,9 @@ def test_markdown_lists_versions(tmp_path):
     assert "Started 2026-01-01T00:00:00+00:00 (UTC), 12.3 s in total." in table
     assert "- python: 3.11.7" in table
     assert "- git_dirty: False" in table
+
+
+def test_display_path_inside_and_outside_repository(tmp_path):
+    inside = paths.REPOSITORY_DIR / "results" / "standard" / "metrics" / "03.json"
+    assert results.display_path(inside) == "results/standard/metrics/03.json"
+    assert results.display_path(tmp_path / "03.json") == str((tmp_path / "03.json").resolve())
