@@ -231,7 +231,7 @@ def reproduce(
             absent = [metric.name for metric in spec.metrics if metric.name not in recorded]
             if absent:
                 raise RuntimeError(f"the notebook ran but did not record {', '.join(absent)}")
-            # The registry holds the paper's values; a notebook records only its own measurements.
+            # The paper's values come from the registry; a notebook records only its own measurements.
             rows += [
                 recorded[metric.name] if metric.paper is None else replace(recorded[metric.name], paper=metric.paper) for metric in spec.metrics
             ]

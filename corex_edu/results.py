@@ -98,8 +98,8 @@ def record(notebook: str, rows: Iterable[Row], results_dir: str | os.PathLike[st
 def display_path(path: str | os.PathLike[str]) -> str:
     """Return ``path`` relative to the repository when it lies inside it, else the absolute path.
 
-    The notebooks print where they recorded their rows; a relative path keeps the committed
-    outputs free of the folder in which one particular copy was checked out.
+    The notebooks print where they recorded their rows. With a relative path, the committed
+    outputs do not show the folder of the checkout that made them.
     """
     resolved = Path(path).resolve()
     try:
