@@ -1,5 +1,7 @@
 """Fréchet distance against closed forms, precision/recall against a brute-force reference, and the feature classifier."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -305,3 +307,65 @@ def test_evaluate_samples_with_classifier():
     result = sample_quality.evaluate_samples(model, images[:64], {"half": images[64:]}, k=3)["half"]
     assert result.frechet_distance >= 0.0
     assert 0.0 <= result.precision <= 1.0
+
+
+@pytest.fixture(scope="module")
+def untrained_inception():
+    """An Inception v3 with default (untrained) weights: it checks the wiring, its features mean nothing."""
+    torch.manual_seed(0)
+    return sample_quality._inception_network()
+
+
+def test_inception_features_shape_and_grey_input(untrained_inception):
+    extractor = sample_quality.InceptionFeatures(network=untrained_inception, batch_size=2)
+    grey = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    features = extractor(grey)
+    assert features.shape == (3, sample_quality.INCEPTION_FEATURES)
+    assert features.dtype == np.float64 and np.all(np.isfinite(features))
+    # A grey image is the RGB image with three equal channels, and batching does not change a row.
+    np.testing.assert_allclose(features, extractor(grey.repeat(1, 3, 1, 1)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features[2:], extractor(grey[2:]), rtol=1e-4, atol=1e-5)
+    prepared = extractor.preprocess(grey)
+    assert prepared.shape == (3, 3, 299, 299)
+    # ImageNet normalisation of a constant-0 image gives -mean/std in each channel.
+    black = extractor.preprocess(torch.zeros(1, 3, 16, 16))
+    expected = -torch.tensor(sample_quality.IMAGENET_MEAN) / torch.tensor(sample_quality.IMAGENET_STD)
+    torch.testing.assert_close(black[0, :, 0, 0], expected)
+
+
+def test_inception_features_in_evaluate_samples(untrained_inception):
+    extractor = sample_quality.InceptionFeatures(network=untrained_inception, batch_size=8)
+    generator = torch.Generator().manual_seed(2)
+    real = torch.rand(8, 3, 32, 32, generator=generator)
+    scores = sample_quality.evaluate_samples(extractor, real, {"same": real, "dark": 0.2 * torch.rand(8, 3, 32, 32, generator=generator)}, k=2)
+    assert scores["same"].frechet_distance == pytest.approx(0.0, abs=1e-6)
+    assert scores["dark"].frechet_distance > 0.0
+
+
+def test_inception_weights_load_from_file(untrained_inception, tmp_path):
+    plain = tmp_path / "inception.pth"
+    torch.save(untrained_inception.state_dict(), plain)
+    digest = hashlib.sha256(plain.read_bytes()).hexdigest()
+    named = tmp_path / f"inception_v3_google-{digest[:8]}.pth"
+    plain.rename(named)
+    loaded = sample_quality.InceptionFeatures(weights=named)
+    assert loaded.weights == named
+    images = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(3))
+    direct = sample_quality.InceptionFeatures(network=untrained_inception)
+    np.testing.assert_allclose(loaded(images), direct(images), rtol=1e-6, atol=1e-7)
+
+
+def test_inception_weights_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(ConfigurationError, match="no Inception v3 weight file at .*inception_v3_google-0cc3c7bd.pth"):
+        sample_quality.InceptionFeatures()
+    corrupt = tmp_path / "inception_v3_google-0cc3c7bd.pth"
+    corrupt.write_bytes(b"truncated download")
+    with pytest.raises(ConfigurationError, match="corrupt or incomplete"):
+        sample_quality.InceptionFeatures(weights=corrupt)
+    wrong = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(3)}, wrong)
+    with pytest.raises(ConfigurationError, match="not a state dict of torchvision's Inception v3"):
+        sample_quality.InceptionFeatures(weights=wrong)
+    with pytest.raises(ConfigurationError, match="1 \\(grey\\) or 3 \\(RGB\\) channels"):
+        sample_quality.InceptionFeatures(network=torch.nn.Identity())(torch.rand(2, 2, 16, 16))
