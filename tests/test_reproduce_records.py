@@ -36,7 +36,7 @@ def run(tmp_path_factory):
         [new_markdown_cell("# A notebook that fails"), new_code_cell("value = 1"), new_code_cell(FAILING_SOURCE), new_code_cell("print('never runs')")],
     )
     registry = {
-        GOOD: reproduce.NotebookSpec(GOOD, "91_records.ipynb", requires=(), metrics=(reproduce.Metric("answer_nats", "nats", paper=0.75),)),
+        GOOD: reproduce.NotebookSpec(GOOD, "91_records.ipynb", requires=(), metrics=(reproduce.Metric("answer_nats", "nats", paper=0.75, paper_setting="paper: a larger model"),)),
         BAD: reproduce.NotebookSpec(BAD, "92_raises.ipynb", requires=(), metrics=(reproduce.Metric("never_recorded", "nats", paper=1.0),)),
     }
     lines = []
@@ -70,6 +70,7 @@ def test_contract_fields_kept(run):
     assert good_row["status"] == "ok"
     # The notebook records no paper value; the summary takes it from the registry.
     assert good_row["paper"] == 0.75
+    assert good_row["note"] == "paper: a larger model"
     assert json.loads((output / "metrics" / f"{GOOD}.json").read_text())[0]["paper"] is None
 
 
