@@ -35,7 +35,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric a notebook records; ``paper`` is Gao et al.'s value and ``paper_setting`` their set-up where it differs from ours."""
+    """A metric that a notebook records, with the value Gao et al. (AISTATS 2019) report for it.
+
+    ``paper_setting`` describes their set-up where it differs from ours; it is added to the row's note.
+    """
 
     name: str
     unit: str
@@ -43,8 +46,8 @@ class Metric:
     paper_setting: str = ""
 
 
-PAPER_ANCHOR_VAE = "paper: 2,048 latents on full CelebA (162,770 training images)"
-PAPER_CELEBA_VAE = "paper: a 128-latent VAE on full CelebA (162,770 training images), value read from its figure"
+PAPER_ANCHOR_VAE = "paper: 2,048 latents on the CelebA data set"
+PAPER_CELEBA_VAE = "paper: a 128-latent VAE on the CelebA data set; 'around 20%' is read off its Fig. 7a"
 
 
 @dataclass(frozen=True)

@@ -487,8 +487,8 @@ def inception_weights_available() -> Path | None:
 
 INCEPTION_IMAGE_SIDE = 299
 INCEPTION_FEATURES = 2048
-# torchvision's ImageNet normalisation; with transform_input=True the network maps it to the
-# [-1, 1] scaling that the original Google weights expect.
+# torchvision's ImageNet normalisation. With transform_input=True the network maps it back to
+# (x - 0.5) / 0.5 per channel, the scaling that the Google weights were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -534,9 +534,10 @@ class InceptionFeatures:
     mean and standard deviation, as torchvision's weights expect.
 
     The weights are torchvision's ``Inception_V3_Weights.IMAGENET1K_V1``, read from a local file;
-    nothing is downloaded. The usual FID implementations use another port of the same Google
-    network (the pytorch-fid or TensorFlow weights), so distances computed here come close to
-    published FID values but are not identical to them. On 2 CPU cores it processed 13 images a
+    nothing is downloaded. The original FID code uses an earlier TensorFlow release of the
+    Inception weights (inception-2015-12-05, which pytorch-fid ports to PyTorch) and a network
+    that differs from torchvision's in a few layers. So distances computed here are not the
+    same as published FID values. On 2 CPU cores it processed 13 images a
     second (200 RGB images of 64 x 64 in 14.9 s, batch 50). Notebook 05's CelebA comparison has
     about 23,000 images, which would take about half an hour there, so use a GPU for such runs.
 

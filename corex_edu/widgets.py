@@ -52,9 +52,9 @@ class LatentTraversal:
         dims: the latent indices that get a slider, each in [0, m) and none repeated.
         value_range: (low, high) bounds of every slider, in latent units.
         step: slider step, in latent units.
-        dim_labels: slider labels, either a sequence with one label per entry of ``dims`` or a
-            mapping from latent index to label; dims without a label in the mapping get the
-            default ``"z[i]"``.
+        dim_labels: slider labels. Either a sequence with one label per entry of ``dims``, or a
+            mapping from latent index to label. Without labels, or for a dim missing from the
+            mapping, the label is ``"z[i]"``.
         scale: each latent pixel is shown as a ``scale`` x ``scale`` block (nearest neighbour).
 
     Raises:
@@ -159,7 +159,7 @@ class TraversalPanel(ipywidgets.VBox):
         self.sliders = [
             ipywidgets.FloatSlider(
                 value=value, min=low, max=high, step=traversal.step, description=label, readout_format=".2f",
-                # Labels such as "z1[27] (1.95 nats)" are shown in full, and the wider row keeps the track usable.
+                # Show labels such as "z1[59] (2.89 nats)" in full, and widen the row so that the track stays usable.
                 style={"description_width": "initial"},
                 layout={"width": "480px"},
             )
@@ -263,7 +263,7 @@ def _validate_step(step: float, value_range: tuple[float, float]) -> float:
 
 def _validate_labels(dim_labels: Sequence[str] | Mapping[int, str] | None, dims: tuple[int, ...]) -> tuple[str, ...]:
     if dim_labels is None:
-        return tuple(f"z[{dim}]" for dim in dims)
+        dim_labels = {}
     if isinstance(dim_labels, Mapping):
         try:
             by_dim = {int(dim): str(label) for dim, label in dim_labels.items()}

@@ -2,9 +2,10 @@
 
 The test starts JupyterLab on 127.0.0.1 with a random token and its own temporary config,
 data, runtime, settings and results folders. For each notebook under test it opens a copy that
-holds the notebook's code cells up to and including the one tagged ``traversal-widget``, runs it
-with "Run All Cells" from the Run menu, waits until the kernel is idle, moves the first slider
-with the keyboard and checks that the PNG shown by the widget decodes to different pixels.
+contains the notebook's code cells up to and including the one tagged ``traversal-widget``, runs it
+with "Run All Cells" from the Run menu and waits until the kernel is idle. Then it moves the
+first slider to the far end of its range with the keyboard and checks that the PNG shown by the
+widget decodes to different pixels.
 
 Notebooks 03 (MNIST) and 04 (CelebA) run with the quick profile and train their models from
 scratch in the temporary results folder. A small demo notebook checks the widget alone. Without
@@ -58,7 +59,7 @@ SERVER_STOP_TIMEOUT_S = 20
 PAGE_LOAD_TIMEOUT_S = 60
 RUN_START_TIMEOUT_S = 20
 # Time from "Run All Cells" until the kernel is idle again with the widget shown. Notebooks 03
-# and 04 take about 20 s each with the quick profile on an idle 2-core machine; the margin covers
+# and 04 took 17-21 s each with the quick profile on an idle 2-core machine, so the margin is for
 # a loaded CI machine.
 CELLS_RUN_TIMEOUT_S = 600
 IMAGE_UPDATE_TIMEOUT_S = 20
@@ -243,7 +244,7 @@ def stage_notebook(name: str, root: Path) -> Path:
 
 
 def require_notebook_data(name: str) -> None:
-    """Fail without MNIST (as the other MNIST tests do); skip without CelebA, except under CI=true."""
+    """Fail without MNIST, as the other MNIST tests do. Skip without CelebA, except under CI=true."""
     spec = next((spec for spec in NOTEBOOKS.values() if spec.filename == name), None)
     if spec is None:
         return
@@ -276,7 +277,7 @@ FINISHED_OR_FAILED = f"""(lastPrompt) => /\\[\\d+\\]/.test(lastPrompt.textConten
 
 
 def tracebacks(notebook_panel) -> str:
-    """Return the text of every stderr output that holds a traceback (warnings alone do not count)."""
+    """Return the text of every stderr output that contains a traceback; warnings alone do not count."""
     return "\n".join(text for text in notebook_panel.locator(STDERR_OUTPUTS).all_inner_texts() if "Traceback" in text)
 
 
@@ -349,8 +350,8 @@ def test_slider_redraws_widget_image(notebook, jupyter_lab, chromium):
             src_before = image.get_attribute("src")
 
             handle = panel.locator(".widget-slider .noUi-handle").first
-            # Move the slider to the far end of its range (End or Home on the focused handle), the
-            # end farther from where the start code put it, so that the image changes visibly.
+            # Press End or Home on the focused handle to move the slider to whichever end of its
+            # range is farther from the start value, so that the image changes visibly.
             value = float(handle.get_attribute("aria-valuenow"))
             low, high = float(handle.get_attribute("aria-valuemin")), float(handle.get_attribute("aria-valuemax"))
             handle.focus()

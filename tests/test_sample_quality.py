@@ -321,7 +321,8 @@ def test_inception_features_shape_and_grey_input(untrained_inception):
     grey = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     features = extractor(grey)
     assert features.shape == (3, sample_quality.INCEPTION_FEATURES)
-    assert features.dtype == np.float64 and np.all(np.isfinite(features))
+    assert features.dtype == np.float64
+    assert np.all(np.isfinite(features))
     # A grey image is the RGB image with three equal channels, and batching does not change a row.
     np.testing.assert_allclose(features, extractor(grey.repeat(1, 3, 1, 1)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(features[2:], extractor(grey[2:]), rtol=1e-4, atol=1e-5)
